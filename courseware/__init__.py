@@ -1,0 +1,1 @@
+"""The courseware library: recorded classes and materials, stored through Django storage."""

@@ -1,0 +1,1 @@
+"""Templates, static files and browser code (the WebRTC client)."""

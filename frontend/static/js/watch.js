@@ -1,0 +1,161 @@
+// The watch page (classroom projector or teacher): plays the lesson, shows the connection state in words,
+// starts by itself when the lesson goes live, and reconnects by itself (new socket and new peer
+// connection: the server has no ICE restart) when the link drops.
+import { LessonSocket, completeOffer, setStatus, texts } from "./lesson-socket.js";
+
+const words = texts();
+const root = document.getElementById("watch");
+const lessonId = root.dataset.lesson;
+const video = document.getElementById("remote");
+const overlay = document.getElementById("overlay");
+const statusNode = document.getElementById("status");
+const unmuteButton = document.getElementById("unmute");
+const viewerCount = document.getElementById("viewer-count");
+const layerButtons = { standard: document.getElementById("layer-standard"), light: document.getElementById("layer-light") };
+
+// A stall longer than this while the lesson is live counts as a broken link.
+const STALL_MS = 2500;
+
+const state = {
+  pc: null, socket: null, lessonState: root.dataset.state, layer: "standard",
+  lastFrames: 0, lastProgress: 0, reconnects: 0, watchdog: null,
+};
+window.jinshi = state;  // for support staff (and tests) to inspect getStats()
+
+function show(key) {
+  setStatus(statusNode, key, words);
+  overlay.hidden = key === "live";
+}
+
+async function startWatching() {
+  closePeer();
+  show(state.reconnects > 0 ? "reconnecting" : "connecting");
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers || [] });
+  state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  pc.addEventListener("track", (event) => {
+    const stream = video.srcObject instanceof MediaStream ? video.srcObject : new MediaStream();
+    stream.getTracks().filter((t) => t.kind === event.track.kind).forEach((t) => stream.removeTrack(t));
+    stream.addTrack(event.track);
+    if (video.srcObject !== stream) video.srcObject = stream;
+    play();
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (state.pc === pc && pc.connectionState === "failed") reconnect();
+  });
+  const sdp = await completeOffer(pc);
+  if (state.pc !== pc) return;
+  state.lastProgress = performance.now();
+  state.socket.send("watch", { sdp, layer: state.layer });
+}
+
+async function play() {
+  try {
+    video.muted = false;
+    await video.play();
+    unmuteButton.hidden = true;
+  } catch {
+    // Autoplay with sound needs a click on most browsers: play muted and offer a big button.
+    video.muted = true;
+    unmuteButton.hidden = false;
+    try { await video.play(); } catch { /* will retry on next track */ }
+  }
+}
+
+function closePeer() {
+  if (state.pc) { state.pc.close(); state.pc = null; }
+}
+
+function reconnect() {
+  if (state.lessonState === "ended") return;
+  state.reconnects += 1;
+  show("reconnecting");
+  closePeer();
+  state.socket.restart();  // a fresh socket; its hello starts a fresh peer connection
+}
+
+// Watch decoded frames: frames that stop while the lesson is live mean our link (or the server side of
+// it) broke, whatever the ICE state says yet.
+async function checkProgress() {
+  const pc = state.pc;
+  if (!pc || state.lessonState !== "live") return;
+  const stats = await pc.getStats();
+  let frames = 0;
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
+  });
+  const now = performance.now();
+  if (frames > state.lastFrames) {
+    state.lastFrames = frames;
+    state.lastProgress = now;
+    if (statusNode.dataset.status !== "live") { state.reconnects = 0; show("live"); }
+  } else if (now - state.lastProgress > STALL_MS) {
+    state.lastFrames = 0;
+    reconnect();
+  }
+}
+
+function connect() {
+  const socket = new LessonSocket(lessonId);
+  state.socket = socket;
+  socket.addEventListener("hello", (event) => {
+    const hello = event.detail;
+    state.iceServers = hello.iceServers;
+    state.lessonState = hello.lesson.state;
+    viewerCount.textContent = String(hello.viewers.count);
+    state.lastFrames = 0;
+    if (hello.lesson.state === "live") startWatching();
+    else if (hello.lesson.state === "ended") showEnded();
+    else show("waiting");
+  });
+  socket.addEventListener("answer", async (event) => {
+    if (state.pc && state.pc.signalingState === "have-local-offer") {
+      await state.pc.setRemoteDescription({ type: "answer", sdp: event.detail.sdp });
+    }
+  });
+  socket.addEventListener("state", (event) => {
+    state.lessonState = event.detail.state;
+    if (event.detail.state === "live") startWatching();
+    if (event.detail.state === "ended") showEnded();
+  });
+  socket.addEventListener("viewers", (event) => { viewerCount.textContent = String(event.detail.count); });
+  socket.addEventListener("error", (event) => {
+    if (event.detail.code === "lesson_not_live") { show("waiting"); return; }
+    console.warn("lesson error", event.detail);
+  });
+  socket.addEventListener("close", () => {
+    if (state.lessonState === "live") show("reconnecting");
+  });
+  socket.addEventListener("refused", (event) => {
+    const key = { 4401: "signed_out", 4403: "not_allowed", 4404: "not_found" }[event.detail.code];
+    show(key);
+  });
+  socket.open();
+  state.watchdog = setInterval(checkProgress, 500);
+}
+
+function showEnded() {
+  state.lessonState = "ended";
+  closePeer();
+  if (state.socket) state.socket.stop();
+  clearInterval(state.watchdog);
+  video.srcObject = null;
+  show("ended");
+}
+
+function setLayer(layer) {
+  state.layer = layer;
+  for (const [name, button] of Object.entries(layerButtons)) button.setAttribute("aria-pressed", String(name === layer));
+  state.socket.send("layer", { layer });
+}
+
+layerButtons.standard.addEventListener("click", () => setLayer("standard"));
+layerButtons.light.addEventListener("click", () => setLayer("light"));
+unmuteButton.addEventListener("click", () => { video.muted = false; video.play(); unmuteButton.hidden = true; });
+document.getElementById("fullscreen").addEventListener("click", () => {
+  const player = document.getElementById("player");
+  if (document.fullscreenElement) document.exitFullscreen(); else player.requestFullscreen();
+});
+
+if (state.lessonState === "ended") showEnded(); else connect();

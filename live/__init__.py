@@ -1,0 +1,1 @@
+"""Live lessons: scheduling, signalling, media workers, attendance, recording."""

@@ -1,0 +1,1 @@
+"""Mentoring: pairing, the Q&A board, training hours, certificates, donations (grows in later issues)."""

@@ -1,0 +1,1 @@
+"""Settings split by environment: ``base`` holds everything shared; ``dev``, ``test`` and ``production`` adjust it."""

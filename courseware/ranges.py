@@ -74,7 +74,9 @@ def ranged_file_response(
     start, end = wanted if wanted is not None else (0, size - 1)
     length = max(end - start + 1, 0)
     response = StreamingHttpResponse(
-        _iter_slice(handle, start, length), status=206 if wanted is not None else 200, content_type=content_type
+        _iter_slice(handle, start, length),
+        status=206 if wanted is not None else 200,
+        content_type=content_type,
     )
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"

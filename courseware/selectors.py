@@ -24,9 +24,7 @@ def recorded_class_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[R
     return RecordedClass.objects.select_related("subject", "grade").all()
 
 
-def recorded_class_get_for_viewer(
-    *, user: AbstractBaseUser | AnonymousUser, item_id: int
-) -> RecordedClass:
+def recorded_class_get_for_viewer(*, user: AbstractBaseUser | AnonymousUser, item_id: int) -> RecordedClass:
     if not _may_use_library(user):
         raise NotAllowed(_("您没有查看资源库的权限。"))
     try:

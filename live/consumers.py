@@ -63,9 +63,7 @@ class LessonConsumer(AsyncWebsocketConsumer):
             return
         self.lesson_id = int(self.scope["url_route"]["kwargs"]["lesson_id"])
         try:
-            lesson, role = await database_sync_to_async(lesson_get_for_participant)(
-                user=user, lesson_id=self.lesson_id
-            )
+            lesson, role = await database_sync_to_async(lesson_get_for_participant)(user=user, lesson_id=self.lesson_id)
         except LessonNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -76,9 +74,7 @@ class LessonConsumer(AsyncWebsocketConsumer):
         self.peer_id = uuid.uuid4().hex
         self.is_coordinator = await database_sync_to_async(user_is_coordinator)(user)
         await self.channel_layer.group_add(events.lesson_group(self.lesson_id), self.channel_name)
-        await database_sync_to_async(attendance_join)(
-            lesson=lesson, user=user, connection_id=self.peer_id, role=role
-        )
+        await database_sync_to_async(attendance_join)(lesson=lesson, user=user, connection_id=self.peer_id, role=role)
         await ensure_inprocess_worker()
         names = await database_sync_to_async(lesson_viewer_names)(lesson_id=self.lesson_id)
         await self._send(

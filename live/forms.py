@@ -16,9 +16,7 @@ class LessonScheduleForm(forms.Form):
     scheduled_at = forms.DateTimeField(
         label=_("上课时间"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    teacher = forms.ModelChoiceField(
-        label=_("授课教师"), queryset=get_user_model().objects.none(), required=False
-    )
+    teacher = forms.ModelChoiceField(label=_("授课教师"), queryset=get_user_model().objects.none(), required=False)
     classrooms = forms.ModelMultipleChoiceField(
         label=_("听课教室"),
         queryset=Classroom.objects.select_related("school").all(),

@@ -31,19 +31,13 @@ class Lesson(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True)
     audience_classrooms = models.ManyToManyField(Classroom, blank=True, related_name="lessons")
-    audience_teachers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="lessons_attended"
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
+    audience_teachers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="lessons_attended")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     # The media worker the lesson is pinned to (MediaWorker.worker_id), empty until it first goes live.
     media_worker_id = models.CharField(max_length=64, blank=True)
     # Set by the media worker once it has closed the lesson's media and handed over the last piece.
     media_closed_at = models.DateTimeField(null=True, blank=True)
-    recording_state = models.CharField(
-        max_length=10, choices=RecordingState.choices, default=RecordingState.NONE
-    )
+    recording_state = models.CharField(max_length=10, choices=RecordingState.choices, default=RecordingState.NONE)
     # The courseware item id of the finished recording (live never touches courseware's tables).
     recording_item_id = models.PositiveBigIntegerField(null=True, blank=True)
     recording_notes = models.TextField(blank=True)
@@ -80,6 +74,9 @@ class Attendance(models.Model):
         ordering = ["joined_at"]
         indexes = [models.Index(fields=["lesson", "left_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.lesson_id} {self.role} {self.joined_at:%H:%M:%S}"
+
 
 class MediaWorker(models.Model):
     """A live media process; heartbeats keep it eligible for new lessons."""
@@ -91,6 +88,9 @@ class MediaWorker(models.Model):
     last_seen = models.DateTimeField()
     lessons = models.PositiveIntegerField(default=0)
     peers = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} ({self.hostname})"
 
 
 class RecordingPiece(models.Model):
@@ -104,3 +104,6 @@ class RecordingPiece(models.Model):
 
     class Meta:
         ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return self.storage_name

@@ -162,9 +162,7 @@ class MediaWorkerRuntime:
     async def _store_piece(self, lesson_id: int, info: PieceInfo) -> None:
         started = dt.datetime.fromtimestamp(info.started_at, tz=dt.UTC)
         ended = dt.datetime.fromtimestamp(info.ended_at, tz=dt.UTC)
-        name = piece_storage_name(
-            lesson_id=lesson_id, worker_id=self.worker_id, index=info.index, started_at=started
-        )
+        name = piece_storage_name(lesson_id=lesson_id, worker_id=self.worker_id, index=info.index, started_at=started)
 
         def save() -> str:
             with info.path.open("rb") as fh:

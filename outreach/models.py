@@ -65,9 +65,7 @@ class SchoolPartnership(models.Model):
     since = models.DateField(_("开始日期"))
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["supporting", "supported"], name="partnership_unique_pair")
-        ]
+        constraints = [models.UniqueConstraint(fields=["supporting", "supported"], name="partnership_unique_pair")]
         verbose_name = _("结对学校")
         verbose_name_plural = _("结对学校")
 
@@ -119,9 +117,7 @@ class Profile(models.Model):
     display_name = models.CharField(_("显示名称"), max_length=100)
     role = models.CharField(_("角色"), max_length=12, choices=Role.choices)
     school = models.ForeignKey(School, on_delete=models.PROTECT, null=True, blank=True, related_name="people")
-    classroom = models.ForeignKey(
-        Classroom, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts"
-    )
+    classroom = models.ForeignKey(Classroom, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts")
     subjects = models.ManyToManyField(Subject, blank=True, related_name="teachers")
     languages = models.JSONField(_("语言"), default=list, blank=True)
 

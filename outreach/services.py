@@ -30,9 +30,7 @@ def audit_record(
 
 
 @transaction.atomic
-def profile_set_role(
-    *, actor: AbstractBaseUser, profile: Profile, role: str, ip: str | None = None
-) -> Profile:
+def profile_set_role(*, actor: AbstractBaseUser, profile: Profile, role: str, ip: str | None = None) -> Profile:
     """Change a person's role and audit it (from the admin or a coordinator page)."""
     if role not in Profile.Role.values:
         from .errors import InvalidInput
@@ -44,6 +42,10 @@ def profile_set_role(
     profile.role = role
     profile.save(update_fields=["role"])
     audit_record(
-        actor=actor, action="profile.role_changed", target=profile, ip=ip, extra={"from": previous, "to": role}
+        actor=actor,
+        action="profile.role_changed",
+        target=profile,
+        ip=ip,
+        extra={"from": previous, "to": role},
     )
     return profile

@@ -32,6 +32,9 @@ async function startWatching() {
   show(state.reconnects > 0 ? "reconnecting" : "connecting");
   const pc = new RTCPeerConnection({ iceServers: state.iceServers || [] });
   state.pc = pc;
+  // Join timeline of this peer connection (performance.now() ms), for diagnosing slow joins.
+  const timeline = { offerAt: performance.now(), connectedAt: null, firstFrameAt: null };
+  state.timeline = timeline;
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   pc.addEventListener("track", (event) => {
@@ -39,9 +42,13 @@ async function startWatching() {
     stream.getTracks().filter((t) => t.kind === event.track.kind).forEach((t) => stream.removeTrack(t));
     stream.addTrack(event.track);
     if (video.srcObject !== stream) video.srcObject = stream;
+    if (event.track.kind === "video" && "requestVideoFrameCallback" in video) {
+      video.requestVideoFrameCallback(() => { if (timeline.firstFrameAt === null) timeline.firstFrameAt = performance.now(); });
+    }
     play();
   });
   pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "connected" && timeline.connectedAt === null) timeline.connectedAt = performance.now();
     if (state.pc === pc && pc.connectionState === "failed") reconnect();
   });
   const sdp = await completeOffer(pc);

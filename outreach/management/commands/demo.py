@@ -50,7 +50,14 @@ GRADES = [(f"g{n}", f"{'一二三四五六七八九'[n - 1]}年级", f"Grade {n}
 ACCOUNTS = [
     ("teacher", "王晓梅老师", Profile.Role.TEACHER, "jn-shiyan", None, ["zh"]),
     ("classroom1", "石渠一小 四年级一班", Profile.Role.CLASSROOM, "sq-yixiao", "四年级一班", ["zh", "bo"]),
-    ("classroom2", "石渠县中学 七年级二班", Profile.Role.CLASSROOM, "sq-zhongxue", "七年级二班", ["zh", "bo"]),
+    (
+        "classroom2",
+        "石渠县中学 七年级二班",
+        Profile.Role.CLASSROOM,
+        "sq-zhongxue",
+        "七年级二班",
+        ["zh", "bo"],
+    ),
     ("shiqu_teacher", "བཀྲ་ཤིས་ 扎西老师", Profile.Role.TEACHER, "sq-yixiao", None, ["bo", "zh"]),
     ("coordinator", "刘协调员", Profile.Role.COORDINATOR, None, None, ["zh"]),
 ]
@@ -84,9 +91,7 @@ class Command(BaseCommand):
         }
         schools = {
             code: count(
-                School.objects.get_or_create(
-                    code=code, defaults={"district": districts[d], "name": n, "name_en": en}
-                )
+                School.objects.get_or_create(code=code, defaults={"district": districts[d], "name": n, "name_en": en})
             )
             for d, code, n, en in SCHOOLS
         }

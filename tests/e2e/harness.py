@@ -108,7 +108,7 @@ class Platform:
         return {w for w in out.strip().split(",") if w}
 
     def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code).stdout
+        return self.manage("shell", "--no-imports", "-c", code).stdout
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)

@@ -111,6 +111,7 @@ def _check_recording(page: Page, tmp: Path, recorded: Recorded) -> None:
     path = tmp / "downloaded.webm"
     path.write_bytes(response.body())
     probe = probe_recording(path)
+    print(f"recording: {probe} for {recorded}")
     assert probe.frames >= 0.9 * FPS * recorded.publish_seconds, (probe, recorded)
     assert abs(probe.duration_s - recorded.span_seconds) <= 1.0, (probe, recorded)
     assert probe.has_audio
@@ -156,6 +157,7 @@ def run_journey(platform: Platform, playwright: Playwright, camera: tuple[Path, 
         timeline = late.evaluate("window.jinshi.timeline")
         first_frame = (timeline["firstFrameAt"] - timeline["connectedAt"]) / 1000
         assert first_frame < 1.0, f"late joiner waited {first_frame:.2f} s for a picture"
+        print(f"late joiner: first frame {first_frame:.3f} s after connecting")
         late.context.close()
 
         # Classroom 1's link is cut: it notices and recovers by itself.
@@ -167,6 +169,7 @@ def run_journey(platform: Platform, playwright: Playwright, camera: tuple[Path, 
             wait_until(lambda: status(room1) == "live", timeout=8, interval=0.05, what="classroom1 live again")
             recovered = time.monotonic() - cut_at
         assert recovered <= 5.0, f"classroom1 took {recovered:.1f} s to recover"
+        print(f"cut link: classroom1 live again {recovered:.2f} s after the cut")
         assert_receiving(room1, min_fps=STANDARD_MIN_FPS, who="classroom1 after the cut")
 
         # Classroom 2 switches to the light layer and back, without reconnecting.
@@ -191,6 +194,7 @@ def run_journey(platform: Platform, playwright: Playwright, camera: tuple[Path, 
         teacher.reload()
         wait_status(teacher, "on_air", timeout=20)
         gap = time.monotonic() - reload_at
+        print(f"teacher reload: on air again after {gap:.2f} s")
         for page, who in ((room1, "classroom1"), (room2, "classroom2")):
             wait_receiving(page, timeout=10, who=f"{who} after the teacher reloaded")
             assert_receiving(page, min_fps=STANDARD_MIN_FPS, who=f"{who} after the teacher reloaded")

@@ -139,7 +139,7 @@ function connect() {
     show(key);
   });
   socket.open();
-  state.watchdog = setInterval(checkProgress, 500);
+  state.watchdog = setInterval(checkProgress, 250);
 }
 
 function showEnded() {

@@ -35,7 +35,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     if first == "":
         length = int(last)
-        if length == 0:
+        if length == 0 or size == 0:  # an empty file has no last bytes to send
             raise RangeNotSatisfiable
         return max(size - length, 0), size - 1
     start = int(first)
@@ -67,10 +67,10 @@ def ranged_file_response(
         wanted = parse_range(range_header, size)
     except RangeNotSatisfiable:
         handle.close()
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        response["Accept-Ranges"] = "bytes"
-        return response
+        refusal = HttpResponse(status=416)
+        refusal["Content-Range"] = f"bytes */{size}"
+        refusal["Accept-Ranges"] = "bytes"
+        return refusal
     start, end = wanted if wanted is not None else (0, size - 1)
     length = max(end - start + 1, 0)
     response = StreamingHttpResponse(

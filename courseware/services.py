@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -24,7 +24,7 @@ def recorded_class_create(
     title: str,
     subject: Subject | None,
     grade: Grade | None,
-    teacher: AbstractBaseUser | None,
+    teacher: User | None,
     video_path: Path,
     poster_path: Path | None,
     duration_s: float,
@@ -59,11 +59,11 @@ def recorded_class_create(
             )
             with video_path.open("rb") as fh:
                 item.video.save(f"class-{video_path.stem}.webm", File(fh), save=False)
-            saved.append(item.video.name)
+            saved.append(str(item.video.name))
             if poster_path is not None and poster_path.exists():
                 with poster_path.open("rb") as fh:
                     item.poster.save(f"class-{video_path.stem}.jpg", File(fh), save=False)
-                saved.append(item.poster.name)
+                saved.append(str(item.poster.name))
             item.save()
             audit_record(
                 actor=None,

@@ -64,11 +64,11 @@ def recorded_class_page(request: HttpRequest, item_id: int) -> HttpResponse:
 @require_GET
 def recorded_class_video(request: HttpRequest, item_id: int) -> HttpResponse | StreamingHttpResponse:
     item = _get(request, item_id)
-    return _serve(request, item.video.name, item.content_type)
+    return _serve(request, item.video.name or "", item.content_type)
 
 
 @login_required
 @require_GET
 def recorded_class_poster(request: HttpRequest, item_id: int) -> HttpResponse | StreamingHttpResponse:
     item = _get(request, item_id)
-    return _serve(request, item.poster.name, "image/jpeg")
+    return _serve(request, item.poster.name or "", "image/jpeg")

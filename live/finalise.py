@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -69,8 +70,7 @@ def recording_finalise(*, lesson_id: int, wait_seconds: float = MEDIA_CLOSE_WAIT
             for number, piece in enumerate(pieces):
                 target = workdir / f"piece-{number:05d}.webm"
                 with default_storage.open(piece.storage_name, "rb") as src, target.open("wb") as dst:
-                    for chunk in iter(lambda src=src: src.read(1 << 20), b""):
-                        dst.write(chunk)
+                    shutil.copyfileobj(src, dst, 1 << 20)
                 local.append((target, piece.started_at.timestamp()))
             out = workdir / f"lesson-{lesson_id}.webm"
             joined = join_pieces(local, out)

@@ -33,10 +33,10 @@ class LessonScheduleForm(forms.Form):
     def __init__(self, *args: Any, is_coordinator: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         teachers = get_user_model().objects.filter(profile__role=Profile.Role.TEACHER).select_related("profile")
-        self.fields["teachers"].queryset = teachers
+        self.fields["teachers"].queryset = teachers  # type: ignore[attr-defined]  # a ModelMultipleChoiceField
         self.fields["teachers"].label_from_instance = lambda u: u.profile.display_name  # type: ignore[attr-defined]
         if is_coordinator:
-            self.fields["teacher"].queryset = teachers
+            self.fields["teacher"].queryset = teachers  # type: ignore[attr-defined]  # a ModelChoiceField
             self.fields["teacher"].required = True
             self.fields["teacher"].label_from_instance = lambda u: u.profile.display_name  # type: ignore[attr-defined]
         else:

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterable
 from functools import partial
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 @transaction.atomic
 def lesson_schedule(
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     title: str,
     subject: Subject,
     grade: Grade,
     scheduled_at: dt.datetime,
     classrooms: Iterable[Classroom] = (),
-    teachers: Iterable[AbstractBaseUser] = (),
-    teacher: AbstractBaseUser | None = None,
+    teachers: Iterable[User] = (),
+    teacher: User | None = None,
 ) -> Lesson:
     """Schedule a lesson. A teacher schedules their own; a coordinator names the teacher.
 
@@ -89,7 +89,7 @@ def _pick_worker() -> MediaWorker:
     return worker
 
 
-def lesson_go_live(*, lesson_id: int, actor: AbstractBaseUser, ip: str | None = None) -> tuple[Lesson, str]:
+def lesson_go_live(*, lesson_id: int, actor: User, ip: str | None = None) -> tuple[Lesson, str]:
     """The teacher publishes: the lesson becomes live (first time) and is pinned to a live media worker.
 
     Returns the lesson and the channel name of its media worker. Publishing again (the teacher reloaded)
@@ -128,7 +128,7 @@ def lesson_media_channel(*, lesson_id: int) -> str | None:
 
 
 def lesson_end(
-    *, lesson_id: int, actor: AbstractBaseUser | None, reason: str = "teacher", ip: str | None = None
+    *, lesson_id: int, actor: User | None, reason: str = "teacher", ip: str | None = None
 ) -> Lesson:
     """End a lesson (its teacher, a coordinator, or the system with actor=None). Idempotent.
 
@@ -172,7 +172,7 @@ def _broadcast_viewers(lesson_id: int) -> None:
     events.lesson_broadcast(lesson_id, "viewers", count=len(names), names=names)
 
 
-def attendance_join(*, lesson: Lesson, user: AbstractBaseUser, connection_id: str, role: str) -> Attendance:
+def attendance_join(*, lesson: Lesson, user: User, connection_id: str, role: str) -> Attendance:
     with transaction.atomic():
         row = Attendance.objects.create(
             lesson=lesson, user=user, connection_id=connection_id, role=role, joined_at=timezone.now()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 
 from .models import AuditEvent, Profile
@@ -12,7 +12,7 @@ from .models import AuditEvent, Profile
 
 def audit_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: str,
     target: models.Model,
     ip: str | None = None,
@@ -30,7 +30,7 @@ def audit_record(
 
 
 @transaction.atomic
-def profile_set_role(*, actor: AbstractBaseUser, profile: Profile, role: str, ip: str | None = None) -> Profile:
+def profile_set_role(*, actor: User, profile: Profile, role: str, ip: str | None = None) -> Profile:
     """Change a person's role and audit it (from the admin or a coordinator page)."""
     if role not in Profile.Role.values:
         from .errors import InvalidInput

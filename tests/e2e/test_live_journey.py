@@ -286,3 +286,38 @@ def test_a_media_worker_killed_mid_lesson_keeps_what_was_recorded(
             assert probe.frames >= 0.9 * FPS * (killed_after - 10.0), (probe, killed_after)
         finally:
             browser.close()
+
+
+def test_a_teacher_who_leaves_without_ending_keeps_the_recording(
+    tmp_path: Path, playwright_session: Playwright, camera_files: tuple[Path, Path]
+) -> None:
+    """The teacher's browser goes away mid-lesson: after the grace period the lesson ends by itself and what
+    was recorded reaches the library."""
+    with running_platform(tmp_path, extra_env={"LIVE_PUBLISHER_GRACE_SECONDS": "3"}) as platform:
+        lesson_id = _lesson_id(platform)
+        browser = launch(playwright_session, camera=camera_files)
+        viewer_browser = launch(playwright_session)
+        try:
+            room = login(viewer_browser, platform.web[0], "classroom1")
+            room.goto(f"/lessons/{lesson_id}/watch/")
+            teacher = login(browser, platform.web[0], "teacher")
+            on_air = _start_broadcast(teacher, lesson_id)
+            wait_status(room, "live", timeout=15)
+            time.sleep(max(0.0, 8 - (time.monotonic() - on_air)))
+            teacher.context.close()  # closes the tab: socket and peer connection go, nobody pressed "end"
+            left_after = time.monotonic() - on_air
+            wait_status(room, "ended", timeout=20)
+            reason = platform.shell(
+                f"from live.models import Lesson; print(Lesson.objects.get(pk={lesson_id}).end_reason)"
+            )
+            assert reason.strip() == "publisher_lost"
+            item_id = _wait_recording(platform, lesson_id)
+            response = room.request.get(f"/library/{item_id}/video")
+            path = tmp_path / "left.webm"
+            path.write_bytes(response.body())
+            probe = probe_recording(path)
+            assert abs(probe.duration_s - left_after) <= 1.0, (probe, left_after)
+            assert probe.frames >= 0.9 * FPS * left_after, (probe, left_after)
+        finally:
+            browser.close()
+            viewer_browser.close()

@@ -5,6 +5,7 @@ scheduled lesson. Idempotent: a second run changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from django.conf import settings
@@ -68,7 +69,9 @@ class Command(BaseCommand):
     help = "Load demo data and print the demo logins (idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.SETTINGS_MODULE.endswith("production"):
+        # SETTINGS_MODULE is None while settings are overridden (override_settings, settings.configure()).
+        module = settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE", "")
+        if module.endswith("production"):
             raise CommandError("demo data is not for production settings")
         with transaction.atomic():
             created = self._load()
@@ -132,7 +135,7 @@ class Command(BaseCommand):
                         "display_name": display,
                         "role": role,
                         "school": schools[school] if school else None,
-                        "classroom": classrooms[(school, classroom)] if classroom else None,
+                        "classroom": classrooms[(school, classroom)] if school and classroom else None,
                         "languages": languages,
                     },
                 )

@@ -1,0 +1,1 @@
+"""Checks of the production deployment files: docker-compose.yml, Dockerfile, coturn and Django settings."""

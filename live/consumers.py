@@ -24,9 +24,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from outreach.errors import DomainError
+from outreach.middleware import chosen_language
 from outreach.selectors import user_is_coordinator
 
 from . import events
@@ -56,6 +58,9 @@ class LessonConsumer(AsyncWebsocketConsumer):
     is_coordinator: bool
 
     async def connect(self) -> None:
+        # Messages (error frames) speak the language the user chose on the pages; the consumer's task keeps
+        # this activation for the life of the socket.
+        translation.activate(chosen_language(self.scope.get("cookies", {})))
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from django.http import HttpRequest
 from django.middleware.locale import LocaleMiddleware
@@ -17,10 +19,16 @@ class ChosenLanguageMiddleware(LocaleMiddleware):
     """
 
     def process_request(self, request: HttpRequest) -> None:
-        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
-        try:
-            language = translation.get_supported_language_variant(chosen) if chosen else settings.LANGUAGE_CODE
-        except LookupError:
-            language = settings.LANGUAGE_CODE
-        translation.activate(language)
+        translation.activate(chosen_language(request.COOKIES))
         request.LANGUAGE_CODE = translation.get_language()
+
+
+def chosen_language(cookies: Mapping[str, str]) -> str:
+    """The language the user picked (Django's language cookie), else the platform default."""
+    chosen = cookies.get(settings.LANGUAGE_COOKIE_NAME, "")
+    if not chosen:
+        return str(settings.LANGUAGE_CODE)
+    try:
+        return translation.get_supported_language_variant(chosen)
+    except LookupError:
+        return str(settings.LANGUAGE_CODE)

@@ -79,7 +79,10 @@ class LessonConsumer(AsyncWebsocketConsumer):
         self.peer_id = uuid.uuid4().hex
         self.is_coordinator = await database_sync_to_async(user_is_coordinator)(user)
         await self.channel_layer.group_add(events.lesson_group(self.lesson_id), self.channel_name)
-        await database_sync_to_async(attendance_join)(lesson=lesson, user=user, connection_id=self.peer_id, role=role)
+        if lesson.state != Lesson.State.ENDED:  # an ended lesson's page only learns that it ended
+            await database_sync_to_async(attendance_join)(
+                lesson=lesson, user=user, connection_id=self.peer_id, role=role
+            )
         await ensure_inprocess_worker()
         names = await database_sync_to_async(lesson_viewer_names)(lesson_id=self.lesson_id)
         await self._send(

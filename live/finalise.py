@@ -53,6 +53,8 @@ def recording_finalise(*, lesson_id: int, wait_seconds: float = MEDIA_CLOSE_WAIT
 
     lesson = Lesson.objects.select_related("subject", "grade", "teacher").get(pk=lesson_id)
     if lesson.recording_item_id is not None:
+        # Done before; a run that died after linking the item may have left its pieces behind.
+        _delete_pieces(list(RecordingPiece.objects.filter(lesson_id=lesson_id)))
         return lesson.recording_item_id
     if lesson.state != Lesson.State.ENDED:
         raise InvalidState(f"lesson {lesson_id} has not ended")
@@ -82,32 +84,34 @@ def recording_finalise(*, lesson_id: int, wait_seconds: float = MEDIA_CLOSE_WAIT
                 make_poster(out, poster, at_s=min(2.0, probe.duration_s / 2))
             except Exception:
                 log.exception("lesson %s: no poster", lesson_id)
-            item = recorded_class_create(
-                title=lesson.title,
-                subject=lesson.subject,
-                grade=lesson.grade,
-                teacher=lesson.teacher,
-                video_path=out,
-                poster_path=poster if poster.exists() else None,
-                duration_s=probe.duration_s,
-                frame_count=probe.frames,
-                width=probe.width,
-                height=probe.height,
-                has_audio=probe.has_audio,
-                recorded_at=lesson.started_at,
-                notes=_describe_gaps(list(joined.gaps)),
-            )
+            # Creating the item and linking it to the lesson commit together: a crash between the two
+            # cannot leave a library item no lesson points to.
+            with transaction.atomic():
+                item = recorded_class_create(
+                    title=lesson.title,
+                    subject=lesson.subject,
+                    grade=lesson.grade,
+                    teacher=lesson.teacher,
+                    video_path=out,
+                    poster_path=poster if poster.exists() else None,
+                    duration_s=probe.duration_s,
+                    frame_count=probe.frames,
+                    width=probe.width,
+                    height=probe.height,
+                    has_audio=probe.has_audio,
+                    recorded_at=lesson.started_at,
+                    notes=_describe_gaps(list(joined.gaps)),
+                )
+                claimed = Lesson.objects.filter(pk=lesson_id, recording_item_id__isnull=True).update(
+                    recording_item_id=item.pk,
+                    recording_state=Lesson.RecordingState.READY,
+                    recording_notes=item.notes,
+                )
     except Exception as exc:
         Lesson.objects.filter(pk=lesson_id, recording_item_id__isnull=True).update(
             recording_state=Lesson.RecordingState.FAILED, recording_notes=f"录像处理失败：{exc}"[:500]
         )
         raise
-    with transaction.atomic():
-        claimed = Lesson.objects.filter(pk=lesson_id, recording_item_id__isnull=True).update(
-            recording_item_id=item.pk,
-            recording_state=Lesson.RecordingState.READY,
-            recording_notes=item.notes,
-        )
     if not claimed:  # another run finished first: keep its item, drop ours
         recorded_class_delete(item_id=item.pk)
         return Lesson.objects.get(pk=lesson_id).recording_item_id

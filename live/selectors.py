@@ -82,11 +82,20 @@ def lesson_viewer_names(*, lesson_id: int) -> list[str]:
 
 
 def attendance_seconds(*, lesson_id: int, now: dt.datetime | None = None) -> dict[int, float]:
-    """Seconds each user attended, with overlapping connections (two devices) counted once."""
+    """Seconds each user attended while the lesson was live, overlapping connections (two devices) once.
+
+    Time a projector page spent waiting before the lesson started does not count.
+    """
     now = now or timezone.now()
+    lesson = Lesson.objects.only("started_at", "ended_at").get(pk=lesson_id)
+    if lesson.started_at is None:
+        return {}
+    live_from, live_until = lesson.started_at, lesson.ended_at or now
     intervals: dict[int, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
     for row in Attendance.objects.filter(lesson_id=lesson_id).only("user_id", "joined_at", "left_at"):
-        intervals[row.user_id].append((row.joined_at, row.left_at or now))
+        start, end = max(row.joined_at, live_from), min(row.left_at or now, live_until)
+        if end > start:
+            intervals[row.user_id].append((start, end))
     result: dict[int, float] = {}
     for user_id, spans in intervals.items():
         spans.sort()

@@ -63,6 +63,11 @@ def lesson_schedule(
         raise InvalidInput(_("授课人必须是教师账号。"))
     classrooms = list(classrooms)
     teachers = [t for t in teachers if t.pk != teacher.pk]
+    teacher_ids = set(
+        Profile.objects.filter(user__in=teachers, role=Profile.Role.TEACHER).values_list("user_id", flat=True)
+    )
+    if any(t.pk not in teacher_ids for t in teachers):
+        raise InvalidInput(_("听课教师必须是教师账号。"))
     if not classrooms and not teachers:
         raise InvalidInput(_("请至少选择一个听课教室或教师。"))
     lesson = Lesson.objects.create(
@@ -104,12 +109,15 @@ def lesson_go_live(*, lesson_id: int, actor: User, ip: str | None = None) -> tup
         if not media_worker_is_alive(lesson.media_worker_id):
             worker = _pick_worker()
             lesson.media_worker_id = worker.worker_id
+            # A previous worker may have closed its media already; the recording job must now wait for
+            # this one's last piece.
+            lesson.media_closed_at = None
         first_time = lesson.state == Lesson.State.SCHEDULED
         if first_time:
             lesson.state = Lesson.State.LIVE
             lesson.started_at = timezone.now()
             lesson.recording_state = Lesson.RecordingState.PENDING
-        lesson.save(update_fields=["state", "started_at", "media_worker_id", "recording_state"])
+        lesson.save(update_fields=["state", "started_at", "media_worker_id", "media_closed_at", "recording_state"])
         if first_time:
             audit_record(actor=actor, action="lesson.started", target=lesson, ip=ip)
             transaction.on_commit(partial(events.lesson_broadcast, lesson.pk, "state", state=lesson.state))
@@ -127,9 +135,7 @@ def lesson_media_channel(*, lesson_id: int) -> str | None:
     return media_worker_channel(lesson.media_worker_id)
 
 
-def lesson_end(
-    *, lesson_id: int, actor: User | None, reason: str = "teacher", ip: str | None = None
-) -> Lesson:
+def lesson_end(*, lesson_id: int, actor: User | None, reason: str = "teacher", ip: str | None = None) -> Lesson:
     """End a lesson (its teacher, a coordinator, or the system with actor=None). Idempotent.
 
     After commit: browsers hear ``state: ended``, the media worker closes the lesson's media (its last
@@ -230,8 +236,15 @@ def recording_piece_add(
     return piece
 
 
-def lesson_media_closed(*, lesson_id: int) -> None:
-    Lesson.objects.filter(pk=lesson_id, media_closed_at__isnull=True).update(media_closed_at=timezone.now())
+def lesson_media_closed(*, lesson_id: int, worker_id: str) -> None:
+    """A media worker closed the lesson's media and stored its last piece.
+
+    Only the worker the lesson is pinned to speaks for it: an earlier worker that shut down mid-lesson
+    must not make the recording job start before the current worker has handed over its pieces.
+    """
+    Lesson.objects.filter(pk=lesson_id, media_worker_id=worker_id, media_closed_at__isnull=True).update(
+        media_closed_at=timezone.now()
+    )
 
 
 def lesson_publisher_lost(*, lesson_id: int) -> None:

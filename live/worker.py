@@ -183,7 +183,7 @@ class MediaWorkerRuntime:
                 await hub.close()
             except Exception:
                 log.exception("closing media of lesson %s failed", lesson_id)
-        await database_sync_to_async(lesson_media_closed)(lesson_id=lesson_id)
+        await database_sync_to_async(lesson_media_closed)(lesson_id=lesson_id, worker_id=self.worker_id)
 
     def _start_grace(self, lesson_id: int) -> None:
         self._cancel_grace(lesson_id)

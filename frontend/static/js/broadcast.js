@@ -1,5 +1,5 @@
 // The teacher's broadcast page: camera/microphone preview, device choice, publish, live viewer list, end.
-import { LessonSocket, completeOffer, setStatus, texts } from "./lesson-socket.js";
+import { LessonSocket, completeOffer, peerConfig, setStatus, texts } from "./lesson-socket.js";
 
 const words = texts();
 const root = document.getElementById("broadcast");
@@ -63,7 +63,7 @@ async function listDevices() {
 async function publish() {
   if (!state.stream || !state.socket) return;
   if (state.pc) state.pc.close();
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers || [] });
+  const pc = new RTCPeerConnection(peerConfig(state.iceServers));
   state.pc = pc;
   for (const track of state.stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [state.stream] });
   pc.addEventListener("connectionstatechange", () => {

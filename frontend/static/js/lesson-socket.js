@@ -89,3 +89,10 @@ export function setStatus(node, key, words) {
   node.dataset.status = key;
   node.textContent = words[key] || key;
 }
+
+// RTCPeerConnection settings. `?relay=1` on a lesson page sends all media through the TURN servers: support
+// staff use it to check a school's TURN path, and it is what a network that blocks direct UDP leaves.
+export function peerConfig(iceServers) {
+  const relay = new URLSearchParams(location.search).get("relay") === "1";
+  return { iceServers: iceServers || [], iceTransportPolicy: relay ? "relay" : "all" };
+}

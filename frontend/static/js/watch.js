@@ -1,7 +1,7 @@
 // The watch page (classroom projector or teacher): plays the lesson, shows the connection state in words,
 // starts by itself when the lesson goes live, and reconnects by itself (new socket and new peer
 // connection: the server has no ICE restart) when the link drops.
-import { LessonSocket, completeOffer, setStatus, texts } from "./lesson-socket.js";
+import { LessonSocket, completeOffer, peerConfig, setStatus, texts } from "./lesson-socket.js";
 
 const words = texts();
 const root = document.getElementById("watch");
@@ -30,7 +30,7 @@ function show(key) {
 async function startWatching() {
   closePeer();
   show(state.reconnects > 0 ? "reconnecting" : "connecting");
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers || [] });
+  const pc = new RTCPeerConnection(peerConfig(state.iceServers));
   state.pc = pc;
   // Join timeline of this peer connection (performance.now() ms), for diagnosing slow joins.
   const timeline = { offerAt: performance.now(), connectedAt: null, firstFrameAt: null };

@@ -36,13 +36,17 @@ def _process_alive(pid: int) -> bool:
 
 
 def requeue_orphaned_jobs() -> int:
+    """Queue again the jobs that dead workers left RUNNING. Call before this process claims any job."""
     host = socket.gethostname()[:40]
+    me = _worker_id()
     stale_before = timezone.now() - dt.timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
     requeued = 0
     for job in DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING):
         last = job.worker_ids[-1] if job.worker_ids else ""
         worker_host, _sep, pid = last.rpartition(":")
-        dead_here = worker_host == host and pid.isdigit() and not _process_alive(int(pid))
+        # A restarted container keeps its hostname and often hands the new worker the dead one's pid (1):
+        # a job "held" by our own id, before we claimed anything, is orphaned too.
+        dead_here = worker_host == host and pid.isdigit() and (last == me or not _process_alive(int(pid)))
         too_old = job.started_at is not None and job.started_at < stale_before
         if dead_here or too_old:
             updated = DBTaskResult.objects.filter(pk=job.pk, status=TaskResultStatus.RUNNING).update(

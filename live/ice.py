@@ -39,7 +39,7 @@ def ice_servers_for(*, user: AbstractBaseUser, lesson: Lesson) -> list[dict[str,
 
 def ice_servers_for_worker() -> list[RTCIceServer]:
     servers = [RTCIceServer(urls=url) for url in settings.LIVE_STUN_URLS]
-    if settings.LIVE_TURN_URLS and settings.LIVE_TURN_SECRET:
+    if settings.LIVE_TURN_URLS and settings.LIVE_TURN_SECRET and settings.LIVE_MEDIA_WORKER_TURN:
         username, password = turn_credentials(user_id="media", ttl_seconds=settings.LIVE_TURN_TTL_SECONDS)
         servers.extend(
             RTCIceServer(urls=url, username=username, credential=password) for url in settings.LIVE_TURN_URLS

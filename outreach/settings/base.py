@@ -124,6 +124,9 @@ LIVE_STUN_URLS: list[str] = env.list("LIVE_STUN_URLS", default=[])
 LIVE_TURN_URLS: list[str] = env.list("LIVE_TURN_URLS", default=[])
 LIVE_TURN_SECRET = env.str("LIVE_TURN_SECRET", default="")
 LIVE_TURN_TTL_SECONDS = env.int("LIVE_TURN_TTL_SECONDS", default=6 * 3600)
+# Whether media workers allocate TURN relays themselves. Needed when a worker sits behind NAT; a worker with
+# a public address (or on coturn's host, as in docker-compose) is reached through the browsers' relays alone.
+LIVE_MEDIA_WORKER_TURN = env.bool("LIVE_MEDIA_WORKER_TURN", default=True)
 
 # --- Jobs (django-tasks, database backend: jobs survive a restart) ------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

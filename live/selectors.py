@@ -112,6 +112,11 @@ def attendance_seconds(*, lesson_id: int, now: dt.datetime | None = None) -> dic
     return result
 
 
+def attendance_owns_connection(*, user_id: int, lesson_id: int, connection_id: str) -> bool:
+    """Whether this connection id was this user's in this lesson (a page may resume its media peer)."""
+    return Attendance.objects.filter(user_id=user_id, lesson_id=lesson_id, connection_id=connection_id).exists()
+
+
 def media_workers_alive() -> QuerySet[MediaWorker]:
     cutoff = timezone.now() - dt.timedelta(seconds=settings.MEDIA_WORKER_STALE_SECONDS)
     return MediaWorker.objects.filter(last_seen__gte=cutoff)

@@ -25,6 +25,8 @@ from .selectors import lesson_viewer_names, media_worker_channel, media_worker_i
 
 log = logging.getLogger(__name__)
 
+_LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
 
 # --- scheduling ----------------------------------------------------------------------------------------
 
@@ -125,6 +127,39 @@ def lesson_go_live(*, lesson_id: int, actor: User, ip: str | None = None) -> tup
     if channel is None:
         raise NoMediaWorker(_("媒体服务暂时不可用，请稍后再试。"))
     return lesson, channel
+
+
+def lesson_repin_worker(*, lesson_id: int, unresponsive_worker_id: str) -> str | None:
+    """The lesson's media worker did not answer: take it for dead and pin the lesson to another live one.
+
+    Returns the channel of the worker the lesson is now pinned to (None if none is alive). A worker that was
+    only slow re-registers itself with its next heartbeat.
+    """
+    with transaction.atomic():
+        MediaWorker.objects.filter(worker_id=unresponsive_worker_id).update(last_seen=_LONG_AGO)
+        lesson = Lesson.objects.select_for_update().get(pk=lesson_id)
+        if lesson.state != Lesson.State.LIVE:
+            return None
+        if lesson.media_worker_id == unresponsive_worker_id or not media_worker_is_alive(lesson.media_worker_id):
+            try:
+                worker = _pick_worker()
+            except NoMediaWorker:
+                return None
+            log.warning("lesson %s: media worker %s unresponsive; re-pinned to %s", lesson_id,
+                        unresponsive_worker_id, worker.worker_id)  # fmt: skip
+            lesson.media_worker_id = worker.worker_id
+            lesson.media_closed_at = None
+            lesson.save(update_fields=["media_worker_id", "media_closed_at"])
+    return media_worker_channel(lesson.media_worker_id)
+
+
+def lesson_media_worker(*, lesson_id: int) -> tuple[str, str] | None:
+    """(worker id, channel) of the live worker holding the lesson's media, if the lesson is live."""
+    lesson = Lesson.objects.only("media_worker_id", "state").get(pk=lesson_id)
+    if lesson.state != Lesson.State.LIVE or not media_worker_is_alive(lesson.media_worker_id):
+        return None
+    channel = media_worker_channel(lesson.media_worker_id)
+    return (lesson.media_worker_id, channel) if channel else None
 
 
 def lesson_media_channel(*, lesson_id: int) -> str | None:

@@ -59,9 +59,21 @@ class MediaWorkerRuntime:
         self.ready.set()
         log.info("media worker %s listening on %s", self.worker_id, self.channel_name)
         beat = asyncio.create_task(self._heartbeat_loop())
+        failures = 0
         try:
             while not self._stopping:
-                message = await layer.receive(self.channel_name)
+                try:
+                    message = await layer.receive(self.channel_name)
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    raise
+                except Exception:
+                    # The channel layer is down (Redis restarting): keep every lesson's media running and
+                    # listen again. Peers keep streaming; only signalling waits.
+                    failures += 1
+                    log.warning("media worker %s: channel layer receive failed (%d)", self.worker_id, failures)
+                    await asyncio.sleep(min(0.2 * failures, 2.0))
+                    continue
+                failures = 0
                 self._spawn(self._handle(message))
         finally:
             beat.cancel()

@@ -66,6 +66,8 @@ class Platform:
     env: dict[str, str]
     web: list[str] = field(default_factory=list)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    media_workers: dict[str, str] = field(default_factory=dict)  # process name -> worker id
+    bind_host: str | None = None  # daphne listens here too (e.g. the host side of a test network namespace)
 
     def manage(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -88,17 +90,27 @@ class Platform:
 
     def start_web(self, name: str) -> str:
         port = free_port()
-        self.start(name, [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "outreach.asgi:application"])
+        extra = ["-e", f"tcp:port={port}:interface={self.bind_host}"] if self.bind_host else []
+        self.start(
+            name, [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *extra, "outreach.asgi:application"]
+        )
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _http_ok(f"{base}/healthz"), timeout=30, what=f"{name} to answer /healthz")
         self.web.append(base)
         return base
 
-    def start_media_worker(self, name: str = "media") -> subprocess.Popen[bytes]:
+    def start_media_worker(self, name: str = "media") -> str:
+        """Start a media worker process; returns its worker id (the process is ``procs[name]``)."""
         before = self.worker_ids()
-        proc = self.start(name, [PYTHON, "manage.py", "media_worker"])
-        wait_until(lambda: len(self.worker_ids() - before) > 0, timeout=30, what="a media worker heartbeat")
-        return proc
+        self.start(name, [PYTHON, "manage.py", "media_worker"])
+        new = wait_until(lambda: self.worker_ids() - before, timeout=30, what="a media worker heartbeat")
+        (worker_id,) = new
+        self.media_workers[name] = worker_id
+        return str(worker_id)
+
+    def media_worker_process(self, worker_id: str) -> str:
+        """The process name of the media worker with this id."""
+        return next(name for name, wid in self.media_workers.items() if wid == worker_id)
 
     def worker_ids(self) -> set[str]:
         out = self.shell(
@@ -164,6 +176,7 @@ def running_platform(
     web_processes: int = 1,
     external_media: bool = False,
     extra_env: dict[str, str] | None = None,
+    bind_host: str | None = None,
 ) -> Iterator[Platform]:
     var_dir = tmp / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +195,9 @@ def running_platform(
     if redis_url:
         env["REDIS_URL"] = redis_url
     env["MEDIA_WORKER_INPROCESS"] = "false" if external_media else "true"
-    platform = Platform(var_dir=var_dir, env=env)
+    if bind_host:
+        env["DJANGO_ALLOWED_HOSTS"] = f"127.0.0.1,localhost,[::1],{bind_host}"
+    platform = Platform(var_dir=var_dir, env=env, bind_host=bind_host)
     try:
         platform.manage("migrate", "--noinput")
         platform.manage("demo")

@@ -69,19 +69,48 @@ async function publish() {
   pc.addEventListener("connectionstatechange", () => {
     if (state.pc !== pc) return;
     if (pc.connectionState === "connected") {
+      state.lastBytes = 0;
+      state.lastBytesAt = performance.now();
       setStatus(statusNode, "on_air", words);
       statusNode.dataset.onAir = "1";
     } else if (pc.connectionState === "failed") {
-      // aiortc has no ICE restart: publish again on a fresh peer connection.
-      setStatus(statusNode, "republishing", words);
-      setTimeout(() => { if (state.pc === pc && state.wantPublish) publish(); }, 500);
+      republish(pc);
     }
   });
-  setStatus(statusNode, "publishing", words);
+  if (statusNode.dataset.status !== "republishing") setStatus(statusNode, "publishing", words);
   const sdp = await completeOffer(pc);
   if (state.pc !== pc) return;
   state.socket.send("publish", { sdp });
 }
+
+// aiortc has no ICE restart: when the link breaks (the laptop moved from Wi-Fi to 4G, the school's line
+// dropped), publish again on a fresh peer connection. Viewers keep theirs; the picture comes back on it.
+function republish(pc) {
+  if (state.pc !== pc || !state.wantPublish) return;
+  setStatus(statusNode, "republishing", words);
+  publish();
+}
+
+// The media worker sends RTCP receiver reports every second or so; when nothing at all arrives for
+// LINK_DEAD_MS the link is gone, well before ICE gives up on it.
+const LINK_DEAD_MS = 1600;
+async function checkLink() {
+  const pc = state.pc;
+  if (!pc || pc.connectionState !== "connected") return;
+  const stats = await pc.getStats();
+  let bytes = 0;
+  stats.forEach((report) => { if (report.type === "transport") bytes += report.bytesReceived || 0; });
+  const now = performance.now();
+  if (bytes > (state.lastBytes || 0) || !state.lastBytesAt) {
+    state.lastBytes = bytes;
+    state.lastBytesAt = now;
+  } else if (now - state.lastBytesAt > LINK_DEAD_MS) {
+    state.lastBytes = 0;
+    state.lastBytesAt = 0;
+    republish(pc);
+  }
+}
+setInterval(checkLink, 200);
 
 function connect() {
   const socket = new LessonSocket(lessonId);
@@ -97,7 +126,10 @@ function connect() {
       state.wantPublish = true;
       endButton.hidden = false;
       startButton.hidden = true;
-      publish();
+      // Only the socket dropped while the media kept flowing: nothing to redo.
+      const healthy = state.pc && state.pc.connectionState === "connected"
+        && performance.now() - state.lastBytesAt < LINK_DEAD_MS;
+      if (!healthy) publish();
     }
   });
   socket.addEventListener("answer", async (event) => {

@@ -17,11 +17,14 @@ export class LessonSocket extends EventTarget {
     this.ws = null;
     this.stopped = false;
     this.attempt = 0;
+    this.resumePeer = null;
   }
 
   get url() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return `${scheme}://${location.host}/ws/lessons/${this.lessonId}/`;
+    // A page whose peer connection outlived its socket resumes its media identity.
+    const resume = this.resumePeer ? `?peer=${encodeURIComponent(this.resumePeer)}` : "";
+    return `${scheme}://${location.host}/ws/lessons/${this.lessonId}/${resume}`;
   }
 
   open() {
@@ -32,7 +35,9 @@ export class LessonSocket extends EventTarget {
     ws.addEventListener("message", (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch { return; }
-      if (message && message.v === PROTOCOL_VERSION) this.emit(message.type, message);
+      if (!message || message.v !== PROTOCOL_VERSION) return;
+      if (message.type === "hello") this.resumePeer = message.peer;
+      this.emit(message.type, message);
     });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;  // an old socket we already replaced

@@ -13,12 +13,14 @@ const unmuteButton = document.getElementById("unmute");
 const viewerCount = document.getElementById("viewer-count");
 const layerButtons = { standard: document.getElementById("layer-standard"), light: document.getElementById("layer-light") };
 
-// A stall longer than this while the lesson is live counts as a broken link.
-const STALL_MS = 2500;
+// Nothing received for this long: our link is broken.
+const LINK_DEAD_MS = 1600;
+// Frames stalled this long although packets arrive: reconnect anyway, in case the server lost our stream.
+const LONG_STALL_MS = 10000;
 
 const state = {
   pc: null, socket: null, lessonState: root.dataset.state, layer: "standard",
-  lastFrames: 0, lastProgress: 0, reconnects: 0, watchdog: null,
+  lastFrames: 0, lastProgress: 0, lastBytes: 0, lastBytesAt: 0, reconnects: 0, watchdog: null,
 };
 window.jinshi = state;  // for support staff (and tests) to inspect getStats()
 
@@ -54,6 +56,8 @@ async function startWatching() {
   const sdp = await completeOffer(pc);
   if (state.pc !== pc) return;
   state.lastProgress = performance.now();
+  state.lastBytes = 0;
+  state.lastBytesAt = performance.now();
   state.socket.send("watch", { sdp, layer: state.layer });
 }
 
@@ -82,25 +86,41 @@ function reconnect() {
   state.socket.restart();  // a fresh socket; its hello starts a fresh peer connection
 }
 
-// Watch decoded frames: frames that stop while the lesson is live mean our link (or the server side of
-// it) broke, whatever the ICE state says yet.
+// Link health. Our own link is broken when nothing at all arrives any more (the server sends RTCP sender
+// reports every second or so even while the teacher is away): then reconnect. Frames that stop while
+// packets still arrive mean the teacher's stream paused (a reload, a network switch): keep this connection,
+// the picture comes back on it. Only a very long stall with a live link reconnects as a last resort.
 async function checkProgress() {
   const pc = state.pc;
   if (!pc || state.lessonState !== "live") return;
   const stats = await pc.getStats();
   let frames = 0;
+  let bytes = 0;
   stats.forEach((report) => {
     if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
+    if (report.type === "transport") bytes += report.bytesReceived || 0;
   });
   const now = performance.now();
+  if (bytes > state.lastBytes) {
+    state.lastBytes = bytes;
+    state.lastBytesAt = now;
+  }
   if (frames > state.lastFrames) {
     state.lastFrames = frames;
     state.lastProgress = now;
     if (statusNode.dataset.status !== "live") { state.reconnects = 0; show("live"); }
-  } else if (now - state.lastProgress > STALL_MS) {
+    return;
+  }
+  const linkDead = now - state.lastBytesAt > LINK_DEAD_MS;
+  const longStall = now - state.lastProgress > LONG_STALL_MS;
+  if (linkDead || longStall) {
     state.lastFrames = 0;
     reconnect();
   }
+}
+
+function linkHealthy() {
+  return Boolean(state.pc && state.pc.connectionState === "connected" && performance.now() - state.lastBytesAt < LINK_DEAD_MS);
 }
 
 function connect() {
@@ -111,6 +131,7 @@ function connect() {
     state.iceServers = hello.iceServers;
     state.lessonState = hello.lesson.state;
     viewerCount.textContent = String(hello.viewers.count);
+    if (hello.lesson.state === "live" && linkHealthy()) return;  // only the socket dropped: keep the picture
     state.lastFrames = 0;
     if (hello.lesson.state === "live") startWatching();
     else if (hello.lesson.state === "ended") showEnded();
@@ -132,7 +153,7 @@ function connect() {
     console.warn("lesson error", event.detail);
   });
   socket.addEventListener("close", () => {
-    if (state.lessonState === "live") show("reconnecting");
+    if (state.lessonState === "live" && !linkHealthy()) show("reconnecting");
   });
   socket.addEventListener("refused", (event) => {
     const key = { 4401: "signed_out", 4403: "not_allowed", 4404: "not_found" }[event.detail.code];

@@ -255,14 +255,15 @@ async def lesson_socket(transactional_db: None) -> AsyncIterator[SocketOpener]:
     opened: list[WebsocketCommunicator] = []
 
     async def open_socket(
-        lesson_id: int, *, user: Any = None, origin: bytes | None = b"http://127.0.0.1"
+        lesson_id: int, *, user: Any = None, origin: bytes | None = b"http://127.0.0.1", query: str = ""
     ) -> WebsocketCommunicator:
         headers: list[tuple[bytes, bytes]] = []
         if origin is not None:
             headers.append((b"origin", origin))
         if user is not None:
             headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
-        communicator = WebsocketCommunicator(application, f"/ws/lessons/{lesson_id}/", headers=headers)
+        path = f"/ws/lessons/{lesson_id}/" + (f"?{query}" if query else "")
+        communicator = WebsocketCommunicator(application, path, headers=headers)
         opened.append(communicator)
         return communicator
 

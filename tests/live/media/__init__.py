@@ -1,0 +1,1 @@
+"""Tests of the media engine (live.media): real aiortc peers, real clip, real files."""

@@ -94,6 +94,7 @@ class LessonConsumer(AsyncWebsocketConsumer):
         self.role = role
         self._late_answers: set[asyncio.Task[None]] = set()
         self._pending_offer: tuple[dict[str, Any], str, int] | None = None  # (request, worker id, attempt)
+        self._answer_timer: asyncio.TimerHandle | None = None
         self.peer_id = uuid.uuid4().hex
         # The media identity: a page whose socket dropped while its peer connection lived on resumes it
         # (``?peer=<its previous id>``), so a signalling blip (Redis restarting, a proxy reload) leaves the
@@ -124,6 +125,12 @@ class LessonConsumer(AsyncWebsocketConsumer):
             task.cancel()
         await self.channel_layer.group_discard(events.lesson_group(self.lesson_id), self.channel_name)
         await database_sync_to_async(attendance_leave)(connection_id=self.peer_id)
+        if self.role == "publisher":
+            worker = await database_sync_to_async(lesson_media_worker)(lesson_id=self.lesson_id)
+            if worker is not None:
+                await self.channel_layer.send(
+                    worker[1], {"type": "media.socket_gone", "lesson": self.lesson_id, "peer": self.media_peer}
+                )
         # The media peer is not removed here: a socket can drop while the peer connection lives on (and the
         # page resumes it). A page that goes away closes its peer connection, which the media hub notices.
 
@@ -257,7 +264,7 @@ class LessonConsumer(AsyncWebsocketConsumer):
             await self._offer_to_worker(request, worker[0], worker[1], attempt + 1)
 
     def _cancel_answer_timer(self) -> None:
-        timer = getattr(self, "_answer_timer", None)
+        timer: asyncio.TimerHandle | None = getattr(self, "_answer_timer", None)
         if timer is not None:
             timer.cancel()
         self._answer_timer = None

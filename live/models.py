@@ -35,6 +35,9 @@ class Lesson(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     # The media worker the lesson is pinned to (MediaWorker.worker_id), empty until it first goes live.
     media_worker_id = models.CharField(max_length=64, blank=True)
+    # When the teacher's stream went away without the lesson being ended (cleared when they publish again);
+    # a durable job ends the lesson once this is older than the grace period.
+    publisher_lost_at = models.DateTimeField(null=True, blank=True)
     # Set by the media worker once it has closed the lesson's media and handed over the last piece.
     media_closed_at = models.DateTimeField(null=True, blank=True)
     recording_state = models.CharField(max_length=10, choices=RecordingState.choices, default=RecordingState.NONE)

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterable
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -114,12 +115,22 @@ def lesson_go_live(*, lesson_id: int, actor: User, ip: str | None = None) -> tup
             # A previous worker may have closed its media already; the recording job must now wait for
             # this one's last piece.
             lesson.media_closed_at = None
+        lesson.publisher_lost_at = None
         first_time = lesson.state == Lesson.State.SCHEDULED
         if first_time:
             lesson.state = Lesson.State.LIVE
             lesson.started_at = timezone.now()
             lesson.recording_state = Lesson.RecordingState.PENDING
-        lesson.save(update_fields=["state", "started_at", "media_worker_id", "media_closed_at", "recording_state"])
+        lesson.save(
+            update_fields=[
+                "state",
+                "started_at",
+                "media_worker_id",
+                "media_closed_at",
+                "recording_state",
+                "publisher_lost_at",
+            ]
+        )
         if first_time:
             audit_record(actor=actor, action="lesson.started", target=lesson, ip=ip)
             transaction.on_commit(partial(events.lesson_broadcast, lesson.pk, "state", state=lesson.state))
@@ -283,5 +294,47 @@ def lesson_media_closed(*, lesson_id: int, worker_id: str) -> None:
 
 
 def lesson_publisher_lost(*, lesson_id: int) -> None:
-    """The teacher's stream is gone and did not come back within the grace period: end the lesson."""
+    """The teacher's stream went away without the lesson being ended (closed tab, lost link, worker shut down).
+
+    Queues a durable job that ends the lesson after LIVE_PUBLISHER_GRACE_SECONDS unless the teacher
+    publishes again meanwhile; it survives restarts of every process.
+    """
+    from .tasks import end_abandoned_lesson
+
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Lesson.objects.filter(pk=lesson_id, state=Lesson.State.LIVE, publisher_lost_at__isnull=True).update(
+            publisher_lost_at=now
+        )
+        if updated:
+            run_after = now + dt.timedelta(seconds=settings.LIVE_PUBLISHER_GRACE_SECONDS)
+            transaction.on_commit(lambda: end_abandoned_lesson.using(run_after=run_after).enqueue(lesson_id))
+
+
+def lesson_end_if_abandoned(*, lesson_id: int) -> bool:
+    """End the lesson if its teacher has been gone for the whole grace period. Returns whether it ended."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LIVE_PUBLISHER_GRACE_SECONDS - 0.5)
+    lesson = Lesson.objects.only("state", "publisher_lost_at").get(pk=lesson_id)
+    if lesson.state != Lesson.State.LIVE or lesson.publisher_lost_at is None or lesson.publisher_lost_at > cutoff:
+        return False
     lesson_end(lesson_id=lesson_id, actor=None, reason="publisher_lost")
+    return True
+
+
+def lessons_orphaned_mark(*, except_worker_id: str) -> int:
+    """Live lessons pinned to a worker that is gone (SIGKILLed, host lost) count as having lost their teacher.
+
+    Called by every live media worker now and then, so that such a lesson ends after the grace period even if
+    its teacher never comes back. Returns how many were marked.
+    """
+    alive = set(media_workers_alive().values_list("worker_id", flat=True))
+    orphaned = (
+        Lesson.objects.filter(state=Lesson.State.LIVE, publisher_lost_at__isnull=True)
+        .exclude(media_worker_id__in=alive | {except_worker_id})
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for lesson_id in list(orphaned):
+        lesson_publisher_lost(lesson_id=lesson_id)
+        count += 1
+    return count

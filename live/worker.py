@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sys
 import uuid
 from typing import Any
 
@@ -29,6 +30,7 @@ from .media.sdp import InvalidOffer
 from .services import (
     lesson_media_closed,
     lesson_publisher_lost,
+    lessons_orphaned_mark,
     media_worker_heartbeat,
     media_worker_retire,
     recording_piece_add,
@@ -37,6 +39,9 @@ from .services import (
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 3.0
+ORPHAN_SWEEP_BEATS = 10
+# A publisher whose socket closed and who sent no video for this long has left.
+SILENCE_SECONDS = 2.5
 
 
 class MediaWorkerRuntime:
@@ -44,7 +49,6 @@ class MediaWorkerRuntime:
         self.worker_id = worker_id or uuid.uuid4().hex
         self.channel_name = ""
         self.hubs: dict[int, LessonHub] = {}
-        self._grace: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()
         self._stopping = False
@@ -80,8 +84,18 @@ class MediaWorkerRuntime:
             await self.shutdown()
 
     async def shutdown(self) -> None:
+        """Close every lesson's media (storing the last recording pieces) and leave the pool.
+
+        A lesson whose teacher was publishing is not ended: the teacher's page publishes again to another
+        worker, or the durable grace-period job ends the lesson.
+        """
+        if self._stopping and not self.hubs:
+            return
         self._stopping = True
-        for lesson_id in list(self.hubs):
+        for lesson_id, hub in list(self.hubs.items()):
+            if hub.stats().get("publisher_connected"):
+                with contextlib.suppress(Exception):
+                    await database_sync_to_async(lesson_publisher_lost)(lesson_id=lesson_id)
             await self._close_lesson(lesson_id)
         with contextlib.suppress(Exception):
             await database_sync_to_async(media_worker_retire)(worker_id=self.worker_id)
@@ -93,8 +107,17 @@ class MediaWorkerRuntime:
         )
 
     async def _heartbeat_loop(self) -> None:
+        beats = 0
         while True:
+            try:
+                if beats % ORPHAN_SWEEP_BEATS == 0:
+                    # Lessons left on a worker that died (SIGKILL, lost host) end after the grace period even
+                    # if nobody comes back to them.
+                    await database_sync_to_async(lessons_orphaned_mark)(except_worker_id=self.worker_id)
+            except Exception:
+                log.exception("media worker orphan sweep failed")
             await asyncio.sleep(HEARTBEAT_SECONDS)
+            beats += 1
             try:
                 await self._heartbeat()
             except Exception:
@@ -114,7 +137,6 @@ class MediaWorkerRuntime:
         try:
             if kind == "media.publish":
                 hub = self._hub(lesson_id)
-                self._cancel_grace(lesson_id)
                 answer = await hub.publish(peer, message["sdp"])
                 await self._reply(message, {"type": "media.answer", "peer": peer, "sdp": answer})
             elif kind == "media.watch":
@@ -127,6 +149,8 @@ class MediaWorkerRuntime:
                 await self.hubs[lesson_id].request_keyframe(peer)
             elif kind == "media.remove" and lesson_id in self.hubs:
                 await self.hubs[lesson_id].remove_peer(peer)
+            elif kind == "media.socket_gone" and lesson_id in self.hubs:
+                await self._publisher_socket_gone(lesson_id, peer)
             elif kind == "media.close_lesson":
                 await self._close_lesson(lesson_id)
         except InvalidOffer as exc:
@@ -136,6 +160,17 @@ class MediaWorkerRuntime:
             await self._reply(
                 message, {"type": "media.error", "peer": peer, "code": "media_error", "message": str(exc)}
             )
+
+    async def _publisher_socket_gone(self, lesson_id: int, peer: str) -> None:
+        """The teacher's socket closed. If their stream stopped too (tab closed, laptop gone), they left: the
+        peer is removed and the grace period starts. If media still flows, only signalling blipped."""
+        hub = self.hubs.get(lesson_id)
+        if hub is None or hub.publisher_peer_id != peer:
+            return
+        before = hub.stats().get("frames_in")
+        await asyncio.sleep(SILENCE_SECONDS)
+        if self.hubs.get(lesson_id) is hub and hub.publisher_peer_id == peer and hub.stats().get("frames_in") == before:
+            await hub.remove_peer(peer)
 
     async def _reply(self, request: dict[str, Any], message: dict[str, Any]) -> None:
         reply_to = request.get("reply_to")
@@ -159,7 +194,7 @@ class MediaWorkerRuntime:
                 await self._store_piece(lesson_id, info)
 
             async def on_publisher_lost() -> None:
-                self._start_grace(lesson_id)
+                await database_sync_to_async(lesson_publisher_lost)(lesson_id=lesson_id)
 
             hub = LessonHub(
                 f"lesson-{lesson_id}",
@@ -188,7 +223,6 @@ class MediaWorkerRuntime:
         )
 
     async def _close_lesson(self, lesson_id: int) -> None:
-        self._cancel_grace(lesson_id)
         hub = self.hubs.pop(lesson_id, None)
         if hub is not None:
             try:
@@ -196,21 +230,6 @@ class MediaWorkerRuntime:
             except Exception:
                 log.exception("closing media of lesson %s failed", lesson_id)
         await database_sync_to_async(lesson_media_closed)(lesson_id=lesson_id, worker_id=self.worker_id)
-
-    def _start_grace(self, lesson_id: int) -> None:
-        self._cancel_grace(lesson_id)
-
-        async def wait_then_end() -> None:
-            await asyncio.sleep(settings.LIVE_PUBLISHER_GRACE_SECONDS)
-            log.info("lesson %s: teacher did not come back; ending it", lesson_id)
-            await database_sync_to_async(lesson_publisher_lost)(lesson_id=lesson_id)
-
-        self._grace[lesson_id] = asyncio.create_task(wait_then_end())
-
-    def _cancel_grace(self, lesson_id: int) -> None:
-        task = self._grace.pop(lesson_id, None)
-        if task is not None:
-            task.cancel()
 
 
 _inprocess: MediaWorkerRuntime | None = None
@@ -225,4 +244,23 @@ async def ensure_inprocess_worker() -> None:
     if _inprocess is None or _inprocess_task is None or _inprocess_task.done():
         _inprocess = MediaWorkerRuntime()
         _inprocess_task = asyncio.create_task(_inprocess.run())
+        _stop_with_daphne(_inprocess)
     await _inprocess.ready.wait()
+
+
+def _stop_with_daphne(runtime: MediaWorkerRuntime) -> None:
+    """Close the in-process worker's peer connections when daphne shuts down.
+
+    Otherwise aiortc's decoder threads keep the process alive after Ctrl-C while a lesson is live. Daphne runs
+    on Twisted's asyncio reactor; without it (tests, other servers) there is nothing to hook.
+    """
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    def stop() -> Deferred[None]:
+        return Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown()))
+
+    # zope.interface methods have no self, so mypy shifts the arguments by one: the call itself is right.
+    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[attr-defined,arg-type]

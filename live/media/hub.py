@@ -337,6 +337,11 @@ class LessonHub:
         else:
             await self._viewer_gone(peer)
 
+    @property
+    def publisher_peer_id(self) -> str | None:
+        """The peer id of the current publisher, if any."""
+        return self._publisher.peer_id if self._publisher is not None else None
+
     def stats(self) -> dict[str, object]:
         """A snapshot for monitoring and tests (plain JSON-able values)."""
         engine = self._engine

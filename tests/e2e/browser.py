@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,8 +46,14 @@ SAMPLE_JS = """() => {
 
 
 def launch(
-    playwright: Playwright, *, camera: tuple[Path, Path] | None = None, extra: list[str] | None = None
+    playwright: Playwright,
+    *,
+    camera: tuple[Path, Path] | None = None,
+    extra: list[str] | None = None,
+    netns: str | None = None,
 ) -> Browser:
+    """Chromium with the journey flags; ``camera`` plays a clip as camera and microphone (and grants them
+    without asking); ``netns`` runs the browser inside that network namespace (see shiqu_link.py)."""
     args = list(CHROMIUM_FLAGS) + list(extra or [])
     if camera is not None:
         y4m, wav = camera
@@ -55,7 +63,18 @@ def launch(
             f"--use-file-for-fake-video-capture={y4m}",
             f"--use-file-for-fake-audio-capture={wav}",
         ]
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    if netns is None:
+        return playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    # Playwright runs one executable: a wrapper that enters the namespace first. Chromium starts its other
+    # processes from its own binary, so the wrapper is not needed once the browser is up.
+    folder = Path(tempfile.mkdtemp(prefix="chromium-netns-"))
+    try:
+        wrapper = folder / "chromium"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec "{netns}" {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        return playwright.chromium.launch(executable_path=str(wrapper), args=args, headless=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def login(browser: Browser, base: str, username: str, *, permissions: list[str] | None = None) -> Page:

@@ -56,16 +56,18 @@ def _accepts(host: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def coturn(workdir: Path) -> Iterator[Turn]:
+def coturn(workdir: Path, *, listening_ip: str | None = None) -> Iterator[Turn]:
     """coturn on this machine's address with the production config; only the media worker (this same
-    address) is an allowed peer, as docker-compose.yml does with MEDIA_WORKER_IP."""
+    address) is an allowed peer, as docker-compose.yml does with MEDIA_WORKER_IP. ``listening_ip`` puts it
+    (listening, relaying and the one allowed peer) on another local address instead, e.g. the host side of
+    a test network namespace (shiqu_link.py)."""
     if not TURNSERVER.exists():
         message = f"{TURNSERVER} missing (Debian package coturn)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     workdir.mkdir(parents=True, exist_ok=True)
-    host = host_address()
+    host = listening_ip or host_address()
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=turn.test",

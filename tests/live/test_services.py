@@ -521,3 +521,64 @@ def test_adding_the_same_recording_piece_twice_keeps_one_row() -> None:
     assert first.pk == second.pk
     assert RecordingPiece.objects.count() == 1
     assert RecordingPiece.objects.get().frames == 125
+
+
+# --- the teacher's grace period (durable) ---------------------------------------------------------------
+
+
+def test_a_lost_teacher_queues_a_durable_job_that_ends_the_lesson_after_the_grace_period(
+    django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    from live.services import lesson_end_if_abandoned, lesson_publisher_lost
+
+    settings.LIVE_PUBLISHER_GRACE_SECONDS = 60
+    lesson = _live_lesson()
+    with django_capture_on_commit_callbacks(execute=True):
+        lesson_publisher_lost(lesson_id=lesson.pk)
+        lesson_publisher_lost(lesson_id=lesson.pk)  # a second report changes nothing
+
+    [job] = DBTaskResult.objects.filter(task_path="live.tasks.end_abandoned_lesson")
+    assert job.args_kwargs["args"] == [lesson.pk]
+    lost_at = Lesson.objects.get(pk=lesson.pk).publisher_lost_at
+    assert lost_at is not None
+    assert abs((job.run_after - lost_at).total_seconds() - 60) < 1
+    assert lesson_end_if_abandoned(lesson_id=lesson.pk) is False  # too early: still live
+    assert Lesson.objects.get(pk=lesson.pk).state == Lesson.State.LIVE
+
+    Lesson.objects.filter(pk=lesson.pk).update(publisher_lost_at=timezone.now() - dt.timedelta(seconds=61))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lesson_end_if_abandoned(lesson_id=lesson.pk) is True
+    ended = Lesson.objects.get(pk=lesson.pk)
+    assert ended.state == Lesson.State.ENDED and ended.end_reason == "publisher_lost"
+
+
+def test_a_teacher_who_comes_back_within_the_grace_period_keeps_the_lesson(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from live.services import lesson_end_if_abandoned, lesson_publisher_lost
+
+    lesson = _live_lesson()
+    with django_capture_on_commit_callbacks(execute=True):
+        lesson_publisher_lost(lesson_id=lesson.pk)
+    Lesson.objects.filter(pk=lesson.pk).update(publisher_lost_at=timezone.now() - dt.timedelta(hours=1))
+    lesson_go_live(lesson_id=lesson.pk, actor=lesson.teacher)  # the teacher published again
+
+    assert lesson_end_if_abandoned(lesson_id=lesson.pk) is False
+    assert Lesson.objects.get(pk=lesson.pk).state == Lesson.State.LIVE
+
+
+def test_live_lessons_left_on_a_dead_worker_count_as_abandoned(django_capture_on_commit_callbacks: Any) -> None:
+    from live.services import lessons_orphaned_mark
+
+    lesson = _live_lesson()
+    MediaWorker.objects.filter(worker_id=lesson.media_worker_id).update(
+        last_seen=timezone.now() - dt.timedelta(hours=1)
+    )
+    survivor = factories.media_worker()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lessons_orphaned_mark(except_worker_id=survivor) == 1
+        assert lessons_orphaned_mark(except_worker_id=survivor) == 0  # marked once
+
+    assert Lesson.objects.get(pk=lesson.pk).publisher_lost_at is not None
+    assert DBTaskResult.objects.filter(task_path="live.tasks.end_abandoned_lesson").count() == 1

@@ -4,6 +4,8 @@
 
 export const PROTOCOL_VERSION = 1;
 const FATAL_CODES = new Set([4401, 4403, 4404]);
+const CONNECT_TIMEOUT_MS = 4000;
+const RETRY_MS = 500;
 
 export function texts() {
   const node = document.getElementById("texts");
@@ -31,7 +33,10 @@ export class LessonSocket extends EventTarget {
     this.stopped = false;
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.addEventListener("open", () => { this.attempt = 0; this.emit("open", {}); });
+    // A handshake lost on a dead link would otherwise wait for TCP's doubling retries, long after the link
+    // is back: give up after CONNECT_TIMEOUT_MS and try afresh.
+    const timer = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) ws.close(); }, CONNECT_TIMEOUT_MS);
+    ws.addEventListener("open", () => { clearTimeout(timer); this.attempt = 0; this.emit("open", {}); });
     ws.addEventListener("message", (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch { return; }
@@ -44,7 +49,7 @@ export class LessonSocket extends EventTarget {
       this.emit("close", { code: event.code });
       if (FATAL_CODES.has(event.code)) { this.stopped = true; this.emit("refused", { code: event.code }); return; }
       if (this.stopped) return;
-      const delay = Math.min(300 * 2 ** this.attempt, 3000);
+      const delay = this.attempt === 0 ? 0 : RETRY_MS;
       this.attempt += 1;
       setTimeout(() => { if (!this.stopped) this.open(); }, delay);
     });

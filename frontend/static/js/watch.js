@@ -17,6 +17,8 @@ const layerButtons = { standard: document.getElementById("layer-standard"), ligh
 const LINK_DEAD_MS = 1600;
 // Frames stalled this long although packets arrive: reconnect anyway, in case the server lost our stream.
 const LONG_STALL_MS = 10000;
+// A peer connection not connected after this long is started again.
+const SETUP_MS = 20000;
 
 const state = {
   pc: null, socket: null, lessonState: root.dataset.state, layer: "standard",
@@ -101,6 +103,12 @@ async function checkProgress() {
     if (report.type === "transport") bytes += report.bytesReceived || 0;
   });
   const now = performance.now();
+  if (pc.connectionState !== "connected") {
+    // Still setting up (a long, lossy link can take seconds): only give up after SETUP_MS.
+    if (now - state.timeline.offerAt > SETUP_MS) reconnect();
+    return;
+  }
+  tuneJitterBuffer(pc, stats);
   if (bytes > state.lastBytes) {
     state.lastBytes = bytes;
     state.lastBytesAt = now;
@@ -116,6 +124,20 @@ async function checkProgress() {
   if (linkDead || longStall) {
     state.lastFrames = 0;
     reconnect();
+  }
+}
+
+// On a long round trip a lost packet is re-sent too late for Chrome's default jitter buffer (~150-200 ms),
+// so every loss becomes a freeze. Hold about two round trips instead: a little more delay for a lesson
+// that is watched, not talked to, and far fewer freezes (measured on a 300 ms, 3 % loss link).
+function tuneJitterBuffer(pc, stats) {
+  let rtt = 0;
+  stats.forEach((report) => {
+    if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime) rtt = report.currentRoundTripTime;
+  });
+  const target = rtt > 0.1 ? Math.min(1500, Math.round(rtt * 2000 + 100)) : null;
+  for (const receiver of pc.getReceivers()) {
+    if ("jitterBufferTarget" in receiver && receiver.jitterBufferTarget !== target) receiver.jitterBufferTarget = target;
   }
 }
 

@@ -51,6 +51,8 @@ def lesson_schedule(
     title = title.strip()
     if not title:
         raise InvalidInput(_("请填写课程标题。"))
+    if scheduled_at < timezone.now() - dt.timedelta(minutes=5):
+        raise InvalidInput(_("上课时间不能早于现在。"))
     actor_profile = profile_for(actor)
     if user_is_coordinator(actor):
         if teacher is None:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from outreach.errors import DomainError
-from outreach.selectors import user_is_coordinator
+from outreach.selectors import user_is_coordinator, user_role
 
 from .errors import LessonNotAllowed, LessonNotFound
 from .forms import LessonScheduleForm
@@ -54,6 +54,8 @@ def _lesson(request: HttpRequest, lesson_id: int) -> tuple[Lesson, str]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def schedule_page(request: HttpRequest) -> HttpResponse:
+    if user_role(request.user) not in ("teacher", "coordinator"):
+        raise PermissionDenied(_("只有教师和协调员可以安排课程。"))
     is_coordinator = user_is_coordinator(request.user)
     form = LessonScheduleForm(request.POST or None, is_coordinator=is_coordinator)
     if request.method == "POST" and form.is_valid():

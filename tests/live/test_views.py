@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from live.models import Lesson
 from outreach.models import AuditEvent
@@ -39,7 +41,7 @@ def _form(**overrides: Any) -> dict[str, Any]:
         "title": "藏语文 · 第三课",
         "subject": factories.subject().pk,
         "grade": factories.grade().pk,
-        "scheduled_at": "2026-12-10T10:00",
+        "scheduled_at": (timezone.localtime() + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
         "classrooms": [factories.classroom().pk],
     }
     data.update(overrides)
@@ -78,12 +80,26 @@ def test_a_coordinator_must_pick_the_teacher_in_the_form() -> None:
 
 
 def test_a_classroom_account_is_told_it_cannot_schedule_and_nothing_is_saved() -> None:
-    response = client_for(factories.classroom_account()).post(reverse("live:schedule"), _form())
+    client = client_for(factories.classroom_account())
 
-    assert response.status_code == 400
-    assert "只有教师和协调员可以安排课程" in response.content.decode()
+    page = client.get(reverse("live:schedule"))
+    response = client.post(reverse("live:schedule"), _form())
+
+    for refused in (page, response):
+        assert refused.status_code == 403
+        assert "只有教师和协调员可以安排课程" in refused.content.decode()  # on the site's own 403 page
+        assert "返回首页" in refused.content.decode()
     assert Lesson.objects.count() == 0
     assert AuditEvent.objects.count() == 0
+
+
+def test_a_lesson_in_the_past_is_refused() -> None:
+    past = (timezone.localtime() - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = client_for(factories.teacher()).post(reverse("live:schedule"), _form(scheduled_at=past))
+
+    assert response.status_code == 400
+    assert "上课时间不能早于现在" in response.content.decode()
+    assert Lesson.objects.count() == 0
 
 
 def test_a_lesson_without_an_audience_is_refused_by_the_form() -> None:

@@ -23,7 +23,10 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps an asyncio loop running in the main thread while it is
+# open, and pytest-asyncio tests collected after the journeys would then fail with "cannot be called from
+# a running event loop".
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         _missing(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")

@@ -120,14 +120,17 @@ class OpusEncoderPipeline:
         mono: np.ndarray = np.concatenate(samples) if len(samples) > 1 else samples[0]
 
         expected = None if self._buffer_pts is None else self._buffer_pts + len(self._buffer)
-        if expected is None or pts < expected - SAMPLES_PER_PACKET or pts - expected > _MAX_FILLED_GAP:
-            # First frame, or a jump the encoder should not bridge: start over.
+        if expected is None or pts - expected > _MAX_FILLED_GAP:
+            # First frame, or a hole the encoder should not bridge (a teacher reload):
+            # start over at the new time, which is later than anything sent so far.
             self._buffer = mono
-            self._buffer_pts = pts
+            self._buffer_pts = pts if expected is None else max(pts, expected)
         elif pts > expected + SAMPLES_PER_PACKET // 20:
-            silence = np.zeros(pts - expected, np.int16)
+            silence = np.zeros(pts - expected, np.int16)  # lost packets: keep the timeline
             self._buffer = np.concatenate((self._buffer, silence, mono))
         else:
+            # On time, or early (a backlog after a stall): continue seamlessly. Never
+            # step back: every receiver and the recorder need increasing timestamps.
             self._buffer = np.concatenate((self._buffer, mono))
 
         packets: list[av.Packet] = []

@@ -38,9 +38,9 @@ class SourceTimeline:
 
     Within a publisher session the source's own timestamps are kept (they are
     smoother than arrival times); the session is anchored to the hub clock at
-    its first frame. If the source drifts more than ``max_drift_s`` from the
-    hub clock (a frozen tab, a timestamp jump), it is re-anchored. Output
-    ticks are strictly increasing across sessions.
+    its first frame. If the source falls more than ``max_drift_s`` behind
+    the hub clock (a frozen tab) or runs far ahead (a timestamp jump), it is
+    re-anchored. Output ticks are strictly increasing across sessions.
     """
 
     def __init__(self, clock: MediaClock, rate: int, *, max_drift_s: float = 1.0) -> None:
@@ -59,9 +59,14 @@ class SourceTimeline:
         if source_seconds is None:
             media_seconds = now
         else:
-            if self._offset is None or abs(source_seconds + self._offset - now) > self._max_drift_s:
-                self._offset = now - source_seconds
-            media_seconds = source_seconds + self._offset
+            # Behind the hub clock: the source stalled or froze; jump forward with it.
+            # Ahead: usually a backlog being drained after a stall, which catches up by
+            # itself; only a large lead means the source's timestamps jumped.
+            offset = self._offset
+            lead = None if offset is None else source_seconds + offset - now
+            if offset is None or lead is None or lead < -self._max_drift_s or lead > 5 * self._max_drift_s:
+                offset = self._offset = now - source_seconds
+            media_seconds = source_seconds + offset
         ticks = round(media_seconds * self._rate)
         if self._last is not None and ticks <= self._last:
             ticks = self._last + 1

@@ -151,6 +151,7 @@ class _OpenPiece:
     last_pts: int = 0
     boundary_requested: bool = False
     held_audio: list[av.Packet] = field(default_factory=list)
+    last_audio_pts: int | None = None
 
     @property
     def audio_start_pts(self) -> int:
@@ -295,6 +296,9 @@ class PieceRecorder:
         assert packet.pts is not None
         if packet.pts < piece.audio_start_pts:
             return  # before this piece's first frame
+        if piece.last_audio_pts is not None and packet.pts <= piece.last_audio_pts:
+            return  # the muxer refuses timestamps that do not increase
+        piece.last_audio_pts = packet.pts
         self._submit(piece.writer.write, _copy_packet(packet, piece.audio_start_pts, AUDIO_TIME_BASE), False)
 
     # -- pieces ---------------------------------------------------------------

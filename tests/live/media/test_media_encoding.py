@@ -6,11 +6,14 @@ import asyncio
 
 import numpy as np
 import pytest
+from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
+from live.media.audio import OpusEncoderPipeline
 from live.media.clock import VIDEO_CLOCK_RATE, MediaClock, SourceTimeline
 from live.media.video import LIGHT, STANDARD, FrameRateGate, KeyframeScheduler, LayerEncoder, fit_picture
 from tests.support.media import decode_clip
+from tests.support.rtc import wait_until
 
 
 def _accepted(gate: FrameRateGate, source_fps: float, seconds: float) -> int:
@@ -134,13 +137,17 @@ async def test_a_layer_encodes_every_offered_frame_once_at_its_size_and_rate() -
     standard.fanout.add(Sink("standard"))
     light.fanout.add(Sink("light"))
     try:
-        for index in range(50):  # 2 s at 25 fps, paced so the encoders keep up
+        for index in range(50):  # 2 s of 25 fps video, each frame once the previous one is encoded
             frame = VideoFrame.from_ndarray(clip.pictures[index], format="yuv420p")
             pts = index * VIDEO_CLOCK_RATE // 25
             standard.offer(frame, pts)
             light.offer(frame, pts)
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
+            await wait_until(
+                lambda: all(layer.frames_encoded == layer.frames_offered for layer in (standard, light)),
+                within=2,
+                what="the encoders",
+                interval=0.002,
+            )
     finally:
         await standard.close()
         await light.close()
@@ -167,8 +174,8 @@ async def test_a_layer_nobody_watches_costs_nothing_and_resumes_on_a_keyframe() 
         for index in range(first, first + count):
             frame = VideoFrame.from_ndarray(clip.pictures[index], format="yuv420p")
             light.offer(frame, index * VIDEO_CLOCK_RATE // 25)
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+            # Next frame once this one is encoded (or was not wanted): no drops for being busy.
+            await wait_until(lambda: light.frames_encoded == light.frames_offered, within=2, what="the encoder")
 
     sink = Sink()
     try:
@@ -185,3 +192,32 @@ async def test_a_layer_nobody_watches_costs_nothing_and_resumes_on_a_keyframe() 
         await light.close()
     assert received and received[0] is True  # the first packet after the pause is a keyframe
     assert received.count(True) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_the_shared_opus_stream_keeps_increasing_timestamps_whatever_the_input_does() -> None:
+    clip = decode_clip(width=640, height=360)
+    pipeline = OpusEncoderPipeline(bit_rate=32_000, thread_name="t-opus")
+    received: list[int] = []
+
+    class Sink:
+        def push(self, packet: object) -> None:
+            received.append(packet.pts)  # type: ignore[attr-defined]
+
+    pipeline.fanout.add(Sink())
+    # On time, a lost packet (hole), a backlog arriving early, a teacher reload (long hole).
+    starts = [0, 960, 1920, 3840, 4800, 4800, 5760, 6720, 60_000, 60_960, 61_920]
+    try:
+        for index, pts in enumerate(starts):
+            frame = AudioFrame.from_ndarray(clip.audio_chunks[index], format="s16", layout="stereo")
+            frame.sample_rate = 48_000
+            pipeline.offer(frame, pts)
+            await asyncio.sleep(0.005)
+        await wait_until(lambda: len(received) >= 9, within=2, what="the Opus packets")
+    finally:
+        await pipeline.close()
+    assert received == sorted(set(received))  # strictly increasing
+    steps = np.diff(received)
+    assert set(steps[:6]) == {960}  # the hole was filled with silence, the early frame appended
+    assert received[-1] >= 60_000 - 960  # the reload restarted the timeline later on
